@@ -1,0 +1,1 @@
+"""Datasets and scenarios. Import from the submodules (``spikelab.data.mnist``, ...)."""

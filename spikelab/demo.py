@@ -1,0 +1,74 @@
+"""``spikelab demo``: the main job on built-in defaults (no downloads).
+
+Stage 1 trains a small spiking network (64-128-10, LIF, surrogate gradients) on
+scikit-learn's bundled 8x8 digits with Poisson input and reports accuracy, firing rates and
+simulation speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch import nn
+
+
+def digits_tensors(seed: int = 0):
+    """scikit-learn's 8x8 digits as tensors in [0, 1], split 80/20 with a fixed seed."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = torch.tensor(data.data, dtype=torch.float32) / 16.0
+    y = torch.tensor(data.target, dtype=torch.long)
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    x, y = x[perm], y[perm]
+    n_train = int(0.8 * len(x))
+    return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
+
+
+def simulate_stage(epochs: int = 3, T: int = 20, seed: int = 0) -> dict:
+    """Train a 64-128-10 spiking MLP on digits; return accuracy, rates and timing."""
+    from spikelab.encoding import PoissonEncoder
+    from spikelab.layers import SequentialState, SpikingLinear
+    from spikelab.monitor import Monitor
+
+    torch.manual_seed(seed)
+    (x_train, y_train), (x_test, y_test) = digits_tensors(seed)
+    model = SequentialState(SpikingLinear(64, 128), SpikingLinear(128, 10))
+    encoder = PoissonEncoder(T, f_max=500.0)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    start = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(len(x_train), generator=gen)
+        for b in range(0, len(order), 64):
+            idx = order[b : b + 64]
+            out, _ = model(encoder(x_train[idx], generator=gen))
+            loss = loss_fn(out.sum(0) * 0.5, y_train[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    train_s = time.perf_counter() - start
+    with torch.no_grad(), Monitor(model) as mon:
+        out, _ = model(encoder(x_test, generator=gen))
+    acc = (out.sum(0).argmax(1) == y_test).float().mean().item()
+    rates = {name: mon[name]["z"].mean().item() / model[0].neuron.dt for name in mon.layers()}
+    return {"accuracy": acc, "train_seconds": train_s, "rates_hz": rates, "T": T, "epochs": epochs}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    print("spikelab demo: stage 1, a spiking MLP (64-128-10, LIF) on the bundled 8x8 digits")
+    r = simulate_stage(seed=args.seed)
+    print(
+        f"  trained {r['epochs']} epochs, T={r['T']} steps, in {r['train_seconds']:.1f} s; "
+        f"test accuracy {100 * r['accuracy']:.1f} %"
+    )
+    for name, hz in r["rates_hz"].items():
+        print(f"  mean firing rate of layer {name}: {hz:.1f} Hz")
+    return 0

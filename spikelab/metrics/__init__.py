@@ -1,0 +1,1 @@
+"""Evaluation metrics. Import from the submodules (``spikelab.metrics.continual``, ...)."""

@@ -1,0 +1,1 @@
+"""Local learning rules. Import from the submodules (``spikelab.plasticity.hebbian``, ...)."""

@@ -1,0 +1,1 @@
+"""Task runners (import name ``spikelab.tasks``): continual learning, place recognition, sweeps."""
