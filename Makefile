@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test bench bench-continual bench-vpr bench-loihi bench-sweep venv clean
+.PHONY: demo test bench bench-continual bench-vpr bench-loihi bench-sweep venv lava-env clean
 
 venv: $(VENV)/.base
 
@@ -30,7 +30,15 @@ $(VENV)/.bench: $(VENV)/.base
 demo: $(VENV)/.base
 	$(BIN)/spikelab demo
 
+# Lava (lava-nc 0.10) needs Python 3.10 and numpy<2: its own environment .venv-lava, built on
+# demand (spikelab.hardware.lava_env finds Python 3.10 via SPIKELAB_PYTHON310, pyenv or PATH).
+lava-env: $(VENV)/.base
+	$(BIN)/python -m spikelab.hardware.lava_env --create
+
+# The Lava tests (tests/test_hardware_lava.py) run Lava in .venv-lava as a subprocess; if the
+# environment cannot be built they fail with the reason instead of being skipped.
 test: $(VENV)/.test
+	@$(MAKE) --no-print-directory lava-env || echo "WARNING: the Lava environment could not be built (reason above); the Lava tests will fail"
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.bench

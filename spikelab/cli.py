@@ -13,6 +13,7 @@ import importlib
 import sys
 
 from spikelab import __version__
+from spikelab.errors import SpikelabError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("spikelab: interrupted; results saved so far are kept", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+    except (SpikelabError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
         if args.debug:
             raise
         print(f"spikelab {args.command}: error: {exc}", file=sys.stderr)

@@ -63,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
     print("spikelab demo: stage 1, a spiking MLP (64-128-10, LIF) on the bundled 8x8 digits")
     r = simulate_stage(seed=args.seed)
     print(

@@ -74,7 +74,9 @@ class NeuronModule(nn.Module):
         self.alpha = resolve_alpha(method, alpha)
         self.integration = integration
         for name, value in values.items():
-            tensor = torch.as_tensor(value, dtype=torch.get_default_dtype()).detach().clone()
+            tensor = torch.as_tensor(value).detach().clone()
+            if not tensor.is_floating_point():
+                tensor = tensor.to(torch.get_default_dtype())
             _check_value(name, tensor, self.dt, integration)
             if name in learnable:
                 self.register_parameter(name, nn.Parameter(tensor))
