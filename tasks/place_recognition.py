@@ -58,10 +58,13 @@ DEFAULTS: dict = {
         "thresholds": "auto",  # "auto" (0 and every activity level) or a list of integers (0 = no removal)
     },
     "evaluation": {"recall_at": [1, 5, 10]},
+    # shards > 1 trains groups of modules in parallel Ray tasks (spikelab.ensembles.sharded)
+    "distributed": {"shards": 1, "address": None, "cpus_per_shard": 1, "gpus_per_shard": 0},
 }
 
 _PATH_KEYS = {"data.reference", "data.query", "data.ground_truth"}
 _OPTIONAL_INT = {"data.first"}
+_OPTIONAL_STR = {"distributed.address"}
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -91,6 +94,10 @@ def _check_value(key: str, value, default):
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             return value
         raise ConfigError(f"{key} must be a positive integer or null, got {value!r}")
+    if key in _OPTIONAL_STR:
+        if value is None or isinstance(value, str):
+            return value
+        raise ConfigError(f"{key} must be a string or null, got {value!r}")
     if key == "calibration.thresholds":
         if value == "auto" or (isinstance(value, list) and value and all(isinstance(v, int) and v >= 0 for v in value)):
             return value
@@ -188,6 +195,9 @@ def _validate(cfg: dict) -> None:
         raise ConfigError(f"calibration.fraction must be in [0, 1), got {c['fraction']}")
     if c["split"] not in ("first", "random"):
         raise ConfigError(f"calibration.split must be 'first' or 'random', got {c['split']!r}")
+    dist = cfg["distributed"]
+    if dist["shards"] < 1 or dist["cpus_per_shard"] < 1 or dist["gpus_per_shard"] < 0:
+        raise ConfigError(f"distributed needs shards >= 1, cpus_per_shard >= 1, gpus_per_shard >= 0; got {dist}")
     ensemble_config(cfg)  # network / stdp / ensemble ranges
 
 
@@ -334,6 +344,13 @@ def run_experiment(config: dict, out_dir, reference=None, query=None, progress: 
         ensemble = RegionalEnsemble.load(ensemble_file)
         if ensemble.config != ens_cfg or ensemble.n_places != data["reference"].shape[1]:
             raise ConfigError(f"{ensemble_file} was trained with another configuration; run without --resume")
+    elif cfg["distributed"]["shards"] > 1:
+        from spikelab.ensembles.sharded import train_sharded
+
+        dist = cfg["distributed"]
+        ensemble = train_sharded(ens_cfg, data["reference"], dist["shards"], dist["address"],
+                                 dist["cpus_per_shard"], dist["gpus_per_shard"])
+        ensemble.save(ensemble_file)
     else:
         ensemble = merge([train_modules(ens_cfg, data["reference"], None, progress, checkpoint)])
         ensemble.save(ensemble_file)
