@@ -28,6 +28,7 @@ $(VENV)/.bench: $(VENV)/.base
 	@touch $@
 
 demo: $(VENV)/.base
+	@$(MAKE) --no-print-directory lava-env || echo "NOTE: no Lava environment (reason above); the demo skips the Lava comparison"
 	$(BIN)/spikelab demo
 
 # Lava (lava-nc 0.10) needs Python 3.10 and numpy<2: its own environment .venv-lava, built on
