@@ -95,10 +95,10 @@ class NeuronModule(nn.Module):
     def _check_neuron_shape(self, neuron_shape: torch.Size) -> None:
         for name in self.parameter_names:
             shape = getattr(self, name).shape
-            try:
-                ok = torch.broadcast_shapes(shape, neuron_shape) == neuron_shape
-            except RuntimeError:
-                ok = False
+            # broadcasting to the neuron shape without torch.broadcast_shapes (40 us per call)
+            ok = len(shape) <= len(neuron_shape) and all(
+                s == 1 or s == n for s, n in zip(reversed(shape), reversed(neuron_shape))
+            )
             if not ok:
                 raise ValueError(
                     f"parameter {name} has shape {tuple(shape)}, which does not broadcast to "
