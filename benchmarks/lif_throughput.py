@@ -12,7 +12,11 @@ contenders are interleaved within each round so that machine noise hits them ali
 * ``linear_fwd_bwd``: the bare ``Linear(n, n)`` forward + backward, the matrix-product floor;
 * ``lif_fwd``: the LIF alone on precomputed currents, no grad (also as neuron-steps per second);
 * ``lif_fwd_bwd``: the LIF alone, forward + backward with the currents requiring grad;
-* ``first_call_s``: the first call of each measurement, compilation included.
+* ``first_call_s``: the first call of each measurement, compilation included (torch.compile's
+  on-disk cache is pointed at a fresh folder, so this is a cold compile, as a new user sees it).
+
+A sample is the mean of as many back-to-back calls as fill about 20 ms (one call for slower
+measurements), so that sub-millisecond kernels are not timed by thread wake-ups alone.
 
 Every contender is set to the closest equivalent of Norse's default LIF (tau_mem = 10 ms,
 dt = 1 ms, threshold 1, reset to 0); snnTorch's ``Leaky`` and SpikingJelly's ``LIFNode`` have
@@ -26,15 +30,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
-import torch
-from torch import nn
+# A cold torch.compile cache for honest first-call times (set before torch is imported).
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="lif_bench_inductor_"))
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+SAMPLE_S = 0.02  # target duration of one timing sample
 
 RESULTS = Path(__file__).resolve().parent / "results" / "lif_throughput.json"
 DT, TAU_MEM_INV = 1e-3, 100.0
@@ -131,16 +143,22 @@ def _measures(c: Contender, x: torch.Tensor, currents: torch.Tensor, device: str
     return {"model_fwd": model_fwd, "model_fwd_bwd": model_fwd_bwd, "lif_fwd": lif_fwd, "lif_fwd_bwd": lif_fwd_bwd}
 
 
-def _timed(fn: Callable[[], None], device: str) -> float:
+def _timed(fn: Callable[[], None], device: str, number: int = 1) -> float:
+    """Mean seconds per call of ``number`` back-to-back calls."""
     _sync(device)
     start = time.perf_counter()
-    fn()
+    for _ in range(number):
+        fn()
     _sync(device)
-    return time.perf_counter() - start
+    return (time.perf_counter() - start) / number
 
 
 def run_case(n: int, T: int, batch: int, repeats: int, device: str, names: list[str]) -> dict:
     """Benchmark every contender in ``names`` at size ``n``; returns one result case."""
+    # Fresh compiled graphs per size: without this, the peers' compiled functions exhaust
+    # dynamo's recompile limit at the second size and silently run eagerly.
+    torch._dynamo.reset()
+    torch._dynamo.config.recompile_limit = 64
     torch.manual_seed(0)
     x = torch.rand(T, batch, n, device=device)
     base = nn.Linear(n, n).to(device)
@@ -157,11 +175,10 @@ def run_case(n: int, T: int, batch: int, repeats: int, device: str, names: list[
     for c in contenders:  # first calls (compilation) and warm-up, one contender at a time
         measures = _measures(c, x, currents, device)
         first = {k: _timed(fn, device) for k, fn in measures.items()}
-        for fn in measures.values():
-            fn()
+        calls = {k: max(1, math.ceil(SAMPLE_S / _timed(fn, device))) for k, fn in measures.items()}  # warm-up too
         with torch.no_grad():
             spikes = c.lif(currents)
-        results[c.name] = {"first_call_s": first, "spike_fraction": spikes.float().mean().item(), "_t": {k: [] for k in measures}}
+        results[c.name] = {"first_call_s": first, "spike_fraction": spikes.float().mean().item(), "_t": {k: [] for k in measures}, "_n": calls}
         print(f"  n={n} {c.name}: first calls {sum(first.values()):.1f} s, spike fraction {results[c.name]['spike_fraction']:.3f}", flush=True)
 
     floor_linear = nn.Linear(n, n).to(device)
@@ -170,17 +187,18 @@ def run_case(n: int, T: int, batch: int, repeats: int, device: str, names: list[
         floor_linear.zero_grad(set_to_none=True)
         floor_linear(x).sum().backward()
 
-    linear_fwd_bwd()
+    floor_calls = max(1, math.ceil(SAMPLE_S / _timed(linear_fwd_bwd, device)))
     floor_times = []
     for _ in range(repeats):  # interleaved rounds
-        floor_times.append(_timed(linear_fwd_bwd, device))
+        floor_times.append(_timed(linear_fwd_bwd, device, floor_calls))
         for c in contenders:
             for k, fn in _measures(c, x, currents, device).items():
-                results[c.name]["_t"][k].append(_timed(fn, device))
+                results[c.name]["_t"][k].append(_timed(fn, device, results[c.name]["_n"][k]))
 
     neuron_steps = T * batch * n
     for name, r in results.items():
         times = r.pop("_t")
+        r["calls_per_sample"] = r.pop("_n")
         r.update({k: statistics.median(v) for k, v in times.items()})
         r["lif_neuron_steps_per_s"] = neuron_steps / r["lif_fwd"]
     case = {"n": n, "T": T, "batch": batch, "device": device, "repeats": repeats,

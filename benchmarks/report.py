@@ -27,7 +27,8 @@ def _load(name: str) -> dict | None:
 def lif_table(d: dict) -> list[str]:
     rows = [
         "**LIF throughput** (`make bench`; CPU, 2 threads, batch 16, T = 100; medians of "
-        f"{d['cases'][0]['repeats']} repeats after warm-up and compilation). Times in ms; "
+        f"{d['cases'][0]['repeats']} interleaved rounds after warm-up and compilation, each sample at least 20 ms of back-to-back calls; "
+        "a cold torch.compile cache). Times in ms; "
         "`Gsteps/s` = LIF alone without grad; `first s` = the first call of each of the four measurements, compilation included, summed.",
         "",
         "| n | contender | model fwd | model fwd+bwd | LIF fwd | Gsteps/s | LIF fwd+bwd | first s | spike fraction |",
