@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from spikelab.atomic import write_json
+
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("hlop", "finetune", "ewc", "gpm", "multitask")
 EXTRA = ("hlop_energy", "replay")  # also available: HLOP with explained-variance sizing, experience replay
@@ -56,10 +58,7 @@ def write_summary(out: Path, results: dict, reduced: bool, argv: list[str]) -> N
             "python": platform.python_version(), "platform": platform.platform(),
         },
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, out)
+    write_json(out, payload, indent=1)
 
 
 def main(argv: list[str] | None = None) -> int:

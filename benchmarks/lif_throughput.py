@@ -29,7 +29,6 @@ Writes ``benchmarks/results/lif_throughput.json`` (see ``docs`` in README.md for
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -45,6 +44,8 @@ os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="lif_be
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
+
+from spikelab.atomic import write_json  # noqa: E402
 
 SAMPLE_S = 0.02  # target duration of one timing sample
 
@@ -271,10 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         _print_case(cases[-1])
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "platform": platform.platform(),
             "command": "python benchmarks/lif_throughput.py" + (" --quick" if args.quick else "")}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"meta": meta, "cases": cases}, indent=2))
-    tmp.replace(args.out)
+    write_json(args.out, {"meta": meta, "cases": cases})
     print(f"wrote {args.out}")
     return 0
 

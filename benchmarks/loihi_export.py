@@ -21,7 +21,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from spikelab.atomic import atomic_path, write_json
 from spikelab.data.mnist import load_mnist
 from spikelab.encoding import PoissonEncoder
 from spikelab.hardware import compare, emulator
@@ -43,13 +43,6 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 CONTINUAL_MODEL = RESULTS / "continual_pmnist_hlop.pt"
 CACHED_MODEL = RESULTS / "loihi_mlp_mnist.pt"
-
-
-def _atomic_save(obj, path: Path, writer) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    writer(obj, tmp)
-    os.replace(tmp, path)
 
 
 def train_mlp(x_train: torch.Tensor, y_train: torch.Tensor, epochs: int, T: int, f_max: float, seed: int) -> nn.Module:
@@ -96,7 +89,8 @@ def get_model(args, x_train, y_train) -> tuple[nn.Module, str]:
         model = torch.load(CACHED_MODEL, weights_only=False).eval()
         return model, f"same-shaped MLP trained on MNIST, cached in {CACHED_MODEL.name} ({why})"
     model = train_mlp(x_train, y_train, args.epochs, args.steps, args.f_max, args.seed)
-    _atomic_save(model, CACHED_MODEL, torch.save)
+    with atomic_path(CACHED_MODEL) as tmp:
+        torch.save(model, tmp)
     return model, f"MLP 784-800-800-10 trained here ({args.epochs} epoch(s)), cached in {CACHED_MODEL.name} ({why})"
 
 
@@ -188,8 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                  "torch_threads": torch.get_num_threads()},
         date=time.strftime("%Y-%m-%d %H:%M:%S"),
     )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_save(result, args.output, lambda obj, p: Path(p).write_text(json.dumps(obj, indent=2)))
+    write_json(args.output, result)
     print(json.dumps({k: v for k, v in result.items() if k not in ("quantization", "machine")}, indent=2))
     return 0
 

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from spikelab.atomic import write_json
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets" / "nordland_64x32"
 
@@ -184,10 +186,7 @@ def main(argv=None) -> int:
         biggest = result["accuracy"][str(max(int(k) for k in result["accuracy"]))]
         result["speed"]["queries_per_second_whole_ensemble"] = biggest["queries_per_second"]
     result["benchmark_seconds"] = time.perf_counter() - t0
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, out)
+    write_json(out, result)
     print(f"wrote {out}")
     return 0
 

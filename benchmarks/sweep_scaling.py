@@ -11,7 +11,6 @@ settings alternate for ``--repeats`` rounds; medians are reported. Writes ``benc
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -20,6 +19,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from spikelab.atomic import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sweep_scaling.json"
 RUN = {
@@ -87,10 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         "meta": {"platform": platform.platform(), "command": "python benchmarks/sweep_scaling.py"},
     }
     print(f"speedup 2 vs 1 workers: {result['speedup_2_vs_1']:.2f}x")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".tmp")
-    tmp_out.write_text(json.dumps(result, indent=2))
-    tmp_out.replace(args.out)
+    write_json(args.out, result)
     return 0
 
 

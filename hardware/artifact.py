@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from spikelab.atomic import atomic_path
 from spikelab.errors import DataError
 from spikelab.hardware.network import (
     SIGN_MODES, FixedStage, FloatNeuron, Network, RangeError, Stage, Synapse, pair, check_fixed,
@@ -90,15 +90,8 @@ def save(net: Network, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"artifact path must end with .npz, got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **to_arrays(net))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **to_arrays(net))
     return path
 
 

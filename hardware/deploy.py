@@ -21,16 +21,14 @@ DIR`` (784 inputs), or ``--data random`` (Poisson spikes at ``--rate``, no label
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from spikelab.atomic import write_json
 from spikelab.errors import ConfigError, DataError
 from spikelab.hardware import artifact, compare, emulator
 from spikelab.hardware.extract import extract, stage_spikes, to_model
@@ -137,13 +135,6 @@ def make_inputs(args: argparse.Namespace, input_shape: tuple[int, ...]) -> tuple
     return x.reshape(args.steps, len(order), *input_shape).to(torch.uint8).numpy(), np.asarray(labels)[order.numpy()], data
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2, default=float)
-    os.replace(tmp, path)
-
-
 def _acc(spikes, labels):
     return None if labels is None else compare.accuracy(spikes, labels)
 
@@ -205,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"  Brian2: accuracy {_pct(report['brian2_accuracy'])}, "
               f"{_pct(report['brian2_match_rate'])} of spike entries equal to spikelab")
-    _write_json(out / "report.json", report)
+    write_json(out / "report.json", report, default=float)
     print(f"  report: {out / 'report.json'}")
     return 0
 

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spikelab.atomic import atomic_path
 from spikelab.hardware import artifact
 from spikelab.hardware.emulator import check_spikes
 from spikelab.hardware.network import Network, Stage
@@ -294,10 +295,8 @@ def _save(path: Path, result: LavaRun) -> None:
     if result.raw is not None:
         arrays.update({f"raw{k}": r for k, r in enumerate(result.raw)})
     arrays["info"] = np.frombuffer(json.dumps(result.info).encode(), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,6 @@ for spikelab's float32 parameters.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import nir
@@ -38,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from spikelab.atomic import atomic_path
 from spikelab.errors import DataError
 from spikelab.hardware.extract import walk
 from spikelab.hardware.network import UnsupportedLayerError
@@ -144,15 +144,8 @@ def export_nir(model: nn.Module, path: str | os.PathLike, input_shape: tuple[int
     """Write the model's NIR graph to ``path`` (HDF5, ``nir.write``) atomically; returns the path."""
     path = Path(path)
     graph = to_nir(model, input_shape)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        nir.write(tmp, graph)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        nir.write(str(tmp), graph)
     return path
 
 

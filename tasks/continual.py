@@ -29,7 +29,6 @@ import copy
 import csv
 import io
 import json
-import os
 import time
 from pathlib import Path
 
@@ -37,6 +36,8 @@ import numpy as np
 import torch
 import yaml
 
+from spikelab.tasks.overrides import parse_set
+from spikelab.atomic import atomic_path, write_bytes
 from spikelab.errors import ConfigError, DataError
 from spikelab.metrics.continual import average_accuracy, backward_transfer, forward_transfer
 
@@ -391,16 +392,9 @@ def build_strategy(config: dict, model, plugins: list, generator: torch.Generato
 # ----------------------------------------------------------------------------- results folder
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _atomic_torch_save(path: Path, obj) -> None:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    _atomic_write(path, buf.getvalue())
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _matrix_payload(matrix: np.ndarray, random_init: np.ndarray | None, single_row: bool) -> dict:
@@ -425,13 +419,13 @@ def _write_matrix(out: Path, matrix: np.ndarray, random_init, summary: dict) -> 
     payload = {"matrix": _jsonable(matrix), "random_init": None if random_init is None else _jsonable(random_init[None])[0]}
     payload.update(summary)
     payload["unit"] = "percent; matrix[i][j] = accuracy on task j after training task i (null: not evaluated)"
-    _atomic_write(out / "matrix.json", json.dumps(payload, indent=1).encode())
+    write_bytes(out / "matrix.json", json.dumps(payload, indent=1).encode())
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["after_task"] + [f"task_{j}" for j in range(matrix.shape[1])])
     for i, row in enumerate(matrix):
         writer.writerow([i] + ["" if np.isnan(v) else f"{v:.4f}" for v in row])
-    _atomic_write(out / "matrix.csv", buf.getvalue().encode())
+    write_bytes(out / "matrix.csv", buf.getvalue().encode())
 
 
 def _write_heatmap(out: Path, matrix: np.ndarray, title: str) -> None:
@@ -453,7 +447,7 @@ def _write_heatmap(out: Path, matrix: np.ndarray, title: str) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
-    _atomic_write(out / "heatmap.png", buf.getvalue())
+    write_bytes(out / "heatmap.png", buf.getvalue())
 
 
 # ----------------------------------------------------------------------------- the experiment
@@ -513,7 +507,7 @@ def run_experiment(config: dict, out_dir, data_root=None, resume: bool = False, 
         raise ConfigError(f"{out} already holds a run (checkpoint.pt); use --resume or another --out folder")
 
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
+    write_bytes(out / "config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
     if random_init is None and config["evaluation"]["fwt"] and not joint:
         random_init = np.array([100 * strategy.evaluate(e) for e in scenario.test_stream])
 
@@ -561,7 +555,7 @@ def run_experiment(config: dict, out_dir, data_root=None, resume: bool = False, 
         "timings": timings,
         "torch_threads": torch.get_num_threads(),
     }
-    _atomic_write(out / "metrics.json", json.dumps(result, indent=1).encode())
+    write_bytes(out / "metrics.json", json.dumps(result, indent=1).encode())
     _write_heatmap(out, matrix, f"{title}\nACC {summary['acc']:.2f} %, BWT {summary['bwt']:.2f} %")
     return result
 
@@ -607,13 +601,6 @@ def demo_stage(seed: int = 0, progress: bool = False) -> dict:
 # ----------------------------------------------------------------------------- CLI
 
 
-def _parse_override(text: str) -> tuple[str, object]:
-    if "=" not in text:
-        raise ConfigError(f"--set expects KEY=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML experiment config (see configs/ and docs/continual.md)")
     parser.add_argument("--data-root", default=None, help="folder with the MNIST IDX files (MNIST scenarios)")
@@ -626,7 +613,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = dict(_parse_override(s) for s in args.set)
+    overrides = parse_set(args.set)
     if args.seed is not None:
         overrides["seed"] = args.seed
     config = load_config(args.config, overrides)

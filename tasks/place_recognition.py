@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import json
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from spikelab.tasks.overrides import parse_set
+from spikelab.atomic import atomic_path, write_json
 from spikelab.data import traverse
 from spikelab.ensembles.ensemble import EnsembleConfig, RegionalEnsemble, merge, partition, train_modules
 from spikelab.ensembles.network import DiehlCookParameters
@@ -259,19 +259,11 @@ def load_data(cfg: dict) -> dict:
 # ------------------------------------------------------------------------------------ outputs
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
-
-
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _plots(out: Path, curves: dict, scores: np.ndarray, gt: np.ndarray) -> None:
@@ -392,21 +384,11 @@ def run_experiment(config: dict, out_dir, reference=None, query=None, progress: 
             "queries_per_second": len(data["query"]) / query_seconds,
         },
     }
-    _write_json(out / "metrics.json", result)
+    write_json(out / "metrics.json", result)
     return result
 
 
 # ------------------------------------------------------------------------------------------ CLI
-
-
-def _parse_set(items: list[str]) -> dict:
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -422,7 +404,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config, _parse_set(args.set))
+    cfg = load_config(args.config, parse_set(args.set))
     out = Path(args.out) if args.out else Path("runs") / "place_recognition" / Path(args.config).stem
     r = run_experiment(cfg, out, args.reference, args.query, progress=not args.no_progress, resume=args.resume)
     print(f"{r['n_places']} places, {r['n_modules']} modules, {r['n_queries']['test']} test queries "

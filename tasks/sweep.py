@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from spikelab.atomic import atomic_path, write_json
 from spikelab.distributed import check_resources, connect, limit_threads
 from spikelab.errors import SpikelabError
 
@@ -143,12 +144,6 @@ def plan(config_path: Path, task: str, grid: dict[str, list[Any]], seeds: list[i
     return runs
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
-
-
 def flatten_metrics(result: dict, prefix: str = "") -> dict[str, float]:
     """Numeric scalars of a (nested) result dict, keyed by dotted path; lists and text dropped."""
     out: dict[str, float] = {}
@@ -217,10 +212,10 @@ def run_sweep(
 
     out_dir = Path(out_dir)
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
-    _write_json(out_dir / "sweep.json", {
+    write_json(out_dir / "sweep.json", {
         "config": str(config_path.resolve()), "task": task, "grid": grid, "seeds": seeds,
         "cpus_per_run": cpus_per_run, "gpus_per_run": gpus_per_run, "address": address,
-    })
+    }, default=str)
     remote = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)(execute_run)
     status = SweepStatus(total=len(runs))
     records: dict[str, dict] = {}
@@ -253,7 +248,7 @@ def run_sweep(
             record["seconds"] = round(time.time() - started, 3)
             run_dir = out_dir / "runs" / run.run_id
             run_dir.mkdir(parents=True, exist_ok=True)
-            _write_json(run_dir / "run.json", record)
+            write_json(run_dir / "run.json", record, default=str)
             records[run.run_id] = record
         view.update()
     view.close()
@@ -316,7 +311,7 @@ def summarise(out_dir: Path, records: list[dict], headline: tuple[str, ...]) -> 
     summary = {"runs": records, "points": aggregated, "metrics": metrics,
                "n_ok": sum(r.get("status") == "ok" for r in records),
                "n_failed": sum(r.get("status") == "failed" for r in records)}
-    _write_json(out_dir / "summary.json", summary)
+    write_json(out_dir / "summary.json", summary, default=str)
     _write_csv(out_dir / "summary.csv", records, metrics)
     for m in headline:
         if m in metrics:
@@ -326,14 +321,12 @@ def summarise(out_dir: Path, records: list[dict], headline: tuple[str, ...]) -> 
 
 def _write_csv(path: Path, records: list[dict], metrics: list[str]) -> None:
     keys = sorted({k for r in records for k in r["point"]})
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["run_id", *keys, "seed", "status", "seconds", *metrics, "error"])
         for r in records:
             w.writerow([r["run_id"], *(r["point"].get(k, "") for k in keys), r["seed"], r.get("status"),
                         r.get("seconds", ""), *(r.get("metrics", {}).get(m, "") for m in metrics), r.get("error", "")])
-    tmp.replace(path)
 
 
 def _plot(path: Path, rows: list[dict], metric: str) -> None:

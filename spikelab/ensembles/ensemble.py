@@ -21,7 +21,6 @@ modules ``[0, 1]`` and ``[2, 3]`` separately and merging gives exactly the ensem
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from spikelab.atomic import atomic_path
 from spikelab.ensembles import assignment
 from spikelab.ensembles.network import (
     STREAM_ORDER, STREAM_QUERY, STREAM_RECORD, DiehlCookBatch, DiehlCookParameters, check_parameters, module_seed,
@@ -138,10 +138,8 @@ def _presentation_order(config: EnsembleConfig, places: np.ndarray, modules: np.
 
 
 def _save_atomic(path: Path, arrays: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
-    os.replace(tmp, path)
 
 
 def _without_epochs(config: dict) -> dict:
